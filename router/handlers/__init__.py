@@ -1,0 +1,1 @@
+"""Thin HTTP handlers: parse, choose a backend, call the pure translators, stream."""

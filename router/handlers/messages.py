@@ -1,0 +1,193 @@
+"""``POST /v1/messages``: parse, choose a backend, translate, call it, stream the answer back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from ..backends import Backend
+from ..errors import RouterError, from_backend
+from ..keys import INFO, SETTINGS, UPSTREAM
+from ..request_info import RequestInfo
+from ..transcoder import StreamTranscoder
+from ..translate_request import TranslateOptions, has_image, to_openai
+from ..translate_response import to_anthropic
+from ..upstream import read_body
+from .common import SSE_HEADERS, affinity_key, pick_backend, read_json, router_headers
+
+CHAT_PATH = "/v1/chat/completions"
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
+def translate_options(request: web.Request) -> TranslateOptions:
+    s = request.app[SETTINGS]
+    return TranslateOptions(
+        system_messages=s.system_messages,
+        thinking_kwarg=s.thinking_kwarg,
+        allow_image_urls=s.allow_image_urls,
+    )
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    info: RequestInfo = request[INFO]
+    info.route = "messages"
+    body = await read_json(request)
+    backend = pick_backend(request, body, has_image=has_image(body))
+    payload = to_openai(body, backend.model, translate_options(request))
+    clamp_max_tokens(payload, backend)
+    client_model = body["model"]
+    affinity = affinity_key(request, body)
+    if payload.get("stream"):
+        return await _stream(request, backend, orjson.dumps(payload), client_model, affinity)
+    async with request.app[UPSTREAM].post(backend, CHAT_PATH, orjson.dumps(payload), affinity=affinity) as (
+        resp,
+        replica,
+    ):
+        info.replica = replica.url
+        raw = await read_body(resp, backend)
+        if resp.status != 200:
+            raise from_backend(resp.status, raw)
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise RouterError(502, "api_error", f"backend {backend.name} returned invalid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+        if isinstance(data, dict) and "error" in data:
+            raise from_backend(500, raw)
+        raise RouterError(502, "api_error", f"backend {backend.name} returned no choices")
+    message = to_anthropic(data, client_model)
+    info.set_usage(message["usage"])
+    info.stop_reason = message.get("stop_reason")
+    info.first_token_at = info.finished
+    return web.Response(
+        body=orjson.dumps(message), content_type="application/json", headers=router_headers(info)
+    )
+
+
+def clamp_max_tokens(payload: dict, backend: Backend) -> None:
+    """Cap ``max_tokens`` at the backend's context length.
+
+    Claude Code asks for 32000 by default; vLLM rejects a value above ``max_model_len`` outright (and
+    itself trims one that merely exceeds the room left), while nothing above the context could ever be
+    generated anyway, so the cap loses nothing.
+    """
+    limit = backend.max_model_len
+    if limit and payload.get("max_tokens", 0) > limit:
+        payload["max_tokens"] = limit
+
+
+class _Writer:
+    """Writes SSE bytes to the client, and sends ``ping`` while nothing else was written for a while.
+
+    Claude Code aborts a stream after 300 s of silence and proxies drop idle connections; vLLM says
+    nothing during a long prefill, so the router speaks for it.
+    """
+
+    def __init__(self, request: web.Request, response: web.StreamResponse, interval: float) -> None:
+        self.request = request
+        self.response = response
+        self.interval = interval
+        self.writes = 0
+        self._pinger: asyncio.Task | None = None
+
+    async def open(self, first: bytes) -> None:
+        await self.response.prepare(self.request)
+        await self.write(first)
+        self._pinger = asyncio.create_task(self._ping_loop())
+
+    async def write(self, data: bytes) -> None:
+        if data:
+            self.writes += 1
+            await self.response.write(data)
+
+    async def _ping_loop(self) -> None:
+        seen = -1
+        while True:
+            await asyncio.sleep(self.interval)
+            if self.writes == seen:
+                await self.write(PING)
+            seen = self.writes
+
+    async def close(self) -> None:
+        if self._pinger is not None:
+            self._pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await self._pinger
+
+
+async def _stream(
+    request: web.Request, backend: Backend, payload: bytes, client_model: str, affinity: str | None
+) -> web.StreamResponse:
+    info: RequestInfo = request[INFO]
+    settings = request.app[SETTINGS]
+    tc = StreamTranscoder(client_model)
+    response = web.StreamResponse(headers={**SSE_HEADERS, **router_headers(info)})
+    out = _Writer(request, response, settings.ping_interval)
+    cm = request.app[UPSTREAM].post(backend, CHAT_PATH, payload, stream=True, affinity=affinity)
+    entering = asyncio.ensure_future(cm.__aenter__())
+    entered = False
+    try:
+        try:
+            # Hold our own headers back until the backend answered, so a failure keeps its real HTTP
+            # status; but not past one ping interval: a long prefill must not look like a dead peer.
+            done, _ = await asyncio.wait({entering}, timeout=settings.ping_interval)
+            if not done:
+                await out.open(tc.begin())
+                await asyncio.wait({entering})
+            resp, replica = entering.result()
+            entered = True
+            info.replica = replica.url
+            if resp.status != 200:
+                raise from_backend(resp.status, await read_body(resp, backend))
+        except RouterError as err:
+            if not response.prepared:
+                raise
+            info.error_type = err.type
+            await out.write(tc.fail(err.type, err.message))
+            return response
+        if not response.prepared:
+            await out.open(b"")
+        await _pump(resp, tc, out, info)
+        await response.write_eof()
+        return response
+    except ConnectionResetError:
+        # The client went away: leaving this block closes the backend response, so vLLM aborts.
+        info.client_aborted = True
+        return response
+    finally:
+        if not entering.done():
+            entering.cancel()
+            with contextlib.suppress(BaseException):
+                await entering
+        await out.close()
+        if entered:
+            await cm.__aexit__(None, None, None)
+        info.set_usage(tc.usage)
+        info.stop_reason = tc.stop_reason
+        info.first_token_at = tc.first_token_at
+
+
+async def _pump(resp: aiohttp.ClientResponse, tc: StreamTranscoder, out: _Writer, info: RequestInfo) -> None:
+    """Backend bytes → transcoder → client, one write per network read."""
+    reader = resp.content
+    while not tc.done:
+        try:
+            chunk = await reader.readany()
+        except TimeoutError:
+            info.error_type = "timeout_error"
+            await out.write(tc.fail("overloaded_error", "backend went silent (IDLE_TIMEOUT) mid-stream"))
+            return
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            info.error_type = "overloaded_error"
+            await out.write(
+                tc.fail("overloaded_error", f"backend connection lost mid-stream ({type(exc).__name__})")
+            )
+            return
+        # Writes stay outside the try: a client that went away must not be mistaken for a backend failure.
+        await out.write(tc.close() if not chunk else tc.feed(chunk))
+        if not chunk:
+            return
