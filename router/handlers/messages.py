@@ -169,6 +169,7 @@ async def _stream(
         info.set_usage(tc.usage)
         info.stop_reason = tc.stop_reason
         info.first_token_at = tc.first_token_at
+        info.error_type = info.error_type or tc.error_type
 
 
 async def _pump(resp: aiohttp.ClientResponse, tc: StreamTranscoder, out: _Writer, info: RequestInfo) -> None:
