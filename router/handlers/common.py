@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from aiohttp import web
 
@@ -11,6 +13,7 @@ from ..keys import BACKENDS, INFO, SETTINGS
 from ..request_info import RequestInfo
 from ..routing import choose_backend
 
+log = logging.getLogger("router.routing")
 BODY_SIZE = web.RequestKey("body_size", int)
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -49,16 +52,23 @@ def pick_backend(request: web.Request, body: dict, *, has_image: bool) -> Backen
     """Choose the backend for this request, failing fast with 529 while it is not usable."""
     settings = request.app[SETTINGS]
     info: RequestInfo = request[INFO]
-    name, rule = choose_backend(settings, body, has_image=has_image, body_size=request.get(BODY_SIZE, 0))
-    backend = request.app[BACKENDS][name]
-    info.backend, info.route_rule = name, rule
+    pool = request.app[BACKENDS]
+    name, rule = choose_backend(
+        settings,
+        body,
+        has_image=has_image,
+        body_size=request.get(BODY_SIZE, 0),
+        served={b.name: b.model for b in pool},
+    )
+    backend = pool[name]
+    info.backend, info.route_rule, info.backend_model = name, rule, backend.model
     model = body.get("model")
     info.client_model = model if isinstance(model, str) else None
+    log.debug("%s: model %r -> backend %s (%s) by rule %s", info.request_id, model, name, backend.model, rule)
     if not backend.ready:
         raise RouterError(529, "overloaded_error", f"backend {name!r} is starting", retry=True)
     if not backend.healthy:
         raise RouterError(529, "overloaded_error", f"backend {name!r} is unavailable", retry=True)
-    info.backend_model = backend.model
     return backend
 
 

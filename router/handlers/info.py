@@ -83,7 +83,7 @@ def _model_entry(model_id: str, backend: Backend) -> dict:
         "id": model_id,
         "display_name": model_id if model_id == backend.model else f"{model_id} ({backend.model})",
         "created_at": datetime.fromtimestamp(int(STARTED), UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "lifecycle": "active",  # required by anthropic>=0.70's ModelInfo
+        "lifecycle": "active",  # a required field of the anthropic SDK's ModelInfo (2.x)
         "object": "model",
         "created": int(STARTED),
         "owned_by": f"anthropic-router:{backend.name}",
