@@ -18,14 +18,25 @@ from aiohttp import web
 
 from .errors import RouterError, error_body
 from .keys import INFO, SETTINGS, TELEMETRY
+from .metrics import METRICS
 from .request_info import RequestInfo
 
 log = logging.getLogger("router.access")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Reachable without a key: liveness probes (Docker HEALTHCHECK, systemd, load balancers) and the
-# ``HEAD /`` Claude Code sends at start-up.
+# Reachable without a key: liveness probes (Docker HEALTHCHECK, systemd, load balancers), the
+# ``HEAD /`` Claude Code sends at start-up, and Prometheus scrapes (``/metrics`` labels come from the
+# configuration only and never show a key; see handlers/stats.py).
 OPEN_PATHS = frozenset({"/", "/health", "/metrics"})
+# The route name is known before the handler runs, so a request refused at the key check (401) is
+# still recorded under its route; handlers set the same names themselves.
+ROUTES = {
+    "/v1/messages": "messages",
+    "/v1/messages/count_tokens": "count_tokens",
+    "/v1/chat/completions": "chat_completions",
+    "/v1/models": "models",
+    "/stats": "stats",
+}
 OPENAI_PATHS = frozenset({"/v1/chat/completions"})
 
 
@@ -94,8 +105,13 @@ async def router_middleware(request: web.Request, handler: Handler) -> web.Strea
     app = request.app
     settings = app[SETTINGS]
     info = RequestInfo(request_id="req_" + uuid.uuid4().hex[:24], method=request.method, path=request.path)
+    info.route = ROUTES.get(request.path, "")
     request[INFO] = info
     response: web.StreamResponse | None = None
+    # Probes and scrapes are not work in flight (a scrape would otherwise always see itself).
+    metrics = app.get(METRICS) if request.path not in OPEN_PATHS else None
+    if metrics is not None:
+        metrics.in_flight += 1
     try:
         try:
             if request.path not in OPEN_PATHS:
@@ -122,9 +138,15 @@ async def router_middleware(request: web.Request, handler: Handler) -> web.Strea
             response = error_response(RouterError(500, "api_error", "internal router error"), info)
         if not response.prepared:
             response.headers["request-id"] = info.request_id
+            if info.backend:
+                response.headers.setdefault("x-router-backend", info.backend)
+            if info.backend_model:
+                response.headers.setdefault("x-router-model", info.backend_model)
         info.status = response.status if not info.client_aborted else 499
         return response
     finally:
+        if metrics is not None:
+            metrics.in_flight -= 1
         info.finished = time.monotonic()
         _log_request(info)
         telemetry = app.get(TELEMETRY)

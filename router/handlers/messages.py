@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import aiohttp
 import orjson
@@ -49,6 +50,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     ):
         info.replica = replica.url
         raw = await read_body(resp, backend)
+        info.first_token_at = time.monotonic()  # a non-streamed answer arrives all at once
         if resp.status != 200:
             raise from_backend(resp.status, raw)
     try:
@@ -62,7 +64,6 @@ async def messages(request: web.Request) -> web.StreamResponse:
     message = to_anthropic(data, client_model)
     info.set_usage(message["usage"])
     info.stop_reason = message.get("stop_reason")
-    info.first_token_at = info.finished
     return web.Response(
         body=orjson.dumps(message), content_type="application/json", headers=router_headers(info)
     )
