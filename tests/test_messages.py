@@ -34,7 +34,10 @@ async def test_streaming_usage_equals_backend_usage(sdk: anthropic.AsyncAnthropi
     assert final.stop_reason == "end_turn"
     vllm.script(Turn(text="One two three four five."))
     again = await sdk.messages.create(model="m", max_tokens=50, messages=HELLO)
-    assert (final.usage.input_tokens, final.usage.output_tokens) == (again.usage.input_tokens, again.usage.output_tokens)
+    assert (final.usage.input_tokens, final.usage.output_tokens) == (
+        again.usage.input_tokens,
+        again.usage.output_tokens,
+    )
     assert vllm.requests[0]["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
 
 
@@ -43,7 +46,11 @@ async def test_tool_round_trip(sdk: anthropic.AsyncAnthropic, vllm: FakeVLLM) ->
         {
             "name": "get_weather",
             "description": "weather",
-            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "input_schema": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         }
     ]
     vllm.script(Turn(text="Let me check.", tool_calls=[("get_weather", ['{"city": ', '"Paris"}'])]))
@@ -56,7 +63,10 @@ async def test_tool_round_trip(sdk: anthropic.AsyncAnthropic, vllm: FakeVLLM) ->
     history = [
         *HELLO,
         {"role": "assistant", "content": [b.model_dump() for b in first.content]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "sunny"}]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "sunny"}],
+        },
     ]
     second = await sdk.messages.create(model="m", max_tokens=100, messages=history, tools=tools)
     assert second.content[0].text == "It is sunny in Paris."  # type: ignore[union-attr]
@@ -103,7 +113,9 @@ async def test_image_reaches_backend_as_data_uri(sdk: anthropic.AsyncAnthropic, 
     vllm.config.multimodal = True
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
     await sdk.messages.create(
-        model="m", max_tokens=10, messages=[{"role": "user", "content": [image, {"type": "text", "text": "what?"}]}]
+        model="m",
+        max_tokens=10,
+        messages=[{"role": "user", "content": [image, {"type": "text", "text": "what?"}]}],
     )
     parts = vllm.requests[0]["messages"][0]["content"]
     assert parts[0] == {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
@@ -134,7 +146,9 @@ async def test_backend_errors_raise_matching_sdk_exceptions(
 
 async def test_overloaded_backend_is_529_with_retry_hint(router: TestClient, vllm: FakeVLLM) -> None:
     vllm.script(Turn(status=503, error="queue full"))
-    resp = await router.post("/v1/messages", json={"model": "m", "max_tokens": 5, "messages": HELLO}, headers=AUTH)
+    resp = await router.post(
+        "/v1/messages", json={"model": "m", "max_tokens": 5, "messages": HELLO}, headers=AUTH
+    )
     assert resp.status == 529
     assert resp.headers["x-should-retry"] == "true"
     assert (await resp.json())["error"]["type"] == "overloaded_error"
@@ -142,13 +156,19 @@ async def test_overloaded_backend_is_529_with_retry_hint(router: TestClient, vll
 
 async def test_context_overflow_is_rewritten_for_claude_code(router: TestClient, vllm: FakeVLLM) -> None:
     vllm.script(Turn(prompt_tokens=9000))
-    resp = await router.post("/v1/messages", json={"model": "m", "max_tokens": 5, "messages": HELLO}, headers=AUTH)
+    resp = await router.post(
+        "/v1/messages", json={"model": "m", "max_tokens": 5, "messages": HELLO}, headers=AUTH
+    )
     assert resp.status == 400
-    assert (await resp.json())["error"]["message"].startswith("prompt is too long: 8193 tokens > 8192 maximum")  # vLLM 0.32 says "at least"
+    assert (await resp.json())["error"]["message"].startswith(
+        "prompt is too long: 8193 tokens > 8192 maximum"
+    )  # vLLM 0.32 says "at least"
 
 
 async def test_max_tokens_capped_at_context_length(router: TestClient, vllm: FakeVLLM) -> None:
-    resp = await router.post("/v1/messages", json={"model": "m", "max_tokens": 32000, "messages": HELLO}, headers=AUTH)
+    resp = await router.post(
+        "/v1/messages", json={"model": "m", "max_tokens": 32000, "messages": HELLO}, headers=AUTH
+    )
     assert resp.status == 200, await resp.text()
     assert vllm.requests[0]["max_tokens"] == 8192
 
@@ -183,10 +203,15 @@ async def test_prefill_silence_sends_pings_then_answers(router_factory, vllm_ser
     assert raw.count(b"event: ping") >= 2
     events = check_stream(raw)
     assert events[-1]["type"] == "message_stop"
-    assert "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta") == "late answer"
+    assert (
+        "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+        == "late answer"
+    )
 
 
-async def test_error_after_pings_is_an_event_not_a_status(router_factory, vllm_server, vllm: FakeVLLM) -> None:
+async def test_error_after_pings_is_an_event_not_a_status(
+    router_factory, vllm_server, vllm: FakeVLLM
+) -> None:
     client = await router_factory(vllm_server, PING_INTERVAL="0.05")
     vllm.script(Turn(status=503, error="busy", delay_headers=0.2))
     resp = await client.post(
@@ -208,7 +233,9 @@ async def test_error_after_pings_is_an_event_not_a_status(router_factory, vllm_s
         (b'{"model": "m", "max_tokens": 5, "messages": [{"role": "bot", "content": "x"}]}', "role"),
     ],
 )
-async def test_bad_requests_get_anthropic_400(router: TestClient, vllm: FakeVLLM, body: bytes, needle: str) -> None:
+async def test_bad_requests_get_anthropic_400(
+    router: TestClient, vllm: FakeVLLM, body: bytes, needle: str
+) -> None:
     resp = await router.post("/v1/messages", data=body, headers={**AUTH, "content-type": "application/json"})
     assert resp.status == 400
     data = await resp.json()

@@ -224,7 +224,11 @@ def test_fold_keeps_the_next_prompt_an_extension_of_the_previous_one() -> None:
 def test_fold_with_no_preceding_user_turn_goes_into_the_next_one() -> None:
     messages = [{"role": "system", "content": "early"}, {"role": "user", "content": "hi"}]
     assert to_openai(body(messages=messages), "b")["messages"] == [{"role": "user", "content": "early\nhi"}]
-    tail = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}, {"role": "system", "content": "n"}]
+    tail = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "yo"},
+        {"role": "system", "content": "n"},
+    ]
     assert to_openai(body(messages=tail), "b")["messages"][-1] == {"role": "user", "content": "n"}
 
 
