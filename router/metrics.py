@@ -10,7 +10,7 @@ stays fixed and ``/metrics`` never shows a key. Replica URLs lose any user-info 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -63,21 +63,32 @@ class Metrics:
         )  # fmt: skip
         if process:
             ProcessCollector(registry=reg)
+        self._children: dict[tuple, Any] = {}
 
     def observe(self, info: RequestInfo) -> None:
         """Count one finished request; a handful of dict lookups, no I/O."""
         labels = (info.route, info.backend or "", info.backend_model or "")
-        self.requests.labels(*labels, str(info.status)).inc()
+        self._child(self.requests, *labels, str(info.status)).inc()
         if info.input_tokens:
-            self.tokens.labels("input", *labels).inc(info.input_tokens)
+            self._child(self.tokens, "input", *labels).inc(info.input_tokens)
         if info.output_tokens:
-            self.tokens.labels("output", *labels).inc(info.output_tokens)
+            self._child(self.tokens, "output", *labels).inc(info.output_tokens)
         if info.cached_tokens:
-            self.tokens.labels("cached", *labels).inc(info.cached_tokens)
-        self.duration.labels(*labels).observe(info.duration)
+            self._child(self.tokens, "cached", *labels).inc(info.cached_tokens)
+        self._child(self.duration, *labels).observe(info.duration)
         ttft = time_to_first_token(info)
         if ttft is not None:
-            self.ttft.labels(*labels).observe(ttft)
+            self._child(self.ttft, *labels).observe(ttft)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # prometheus-client's labels() costs several microseconds per call; the label sets are few and
+        # fixed by configuration, so each child is looked up once and kept (series still appear only
+        # once observed).
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def update_backends(self, backends: Iterable[Backend]) -> None:
         """Health is read at scrape time, so the gauge is never staler than the last probe."""
