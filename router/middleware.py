@@ -70,7 +70,9 @@ def check_key(request: web.Request, keys: tuple[str, ...]) -> str | None:
         presented = token.strip() if scheme.lower() == "bearer" else None
     if not presented:
         return None
-    given = presented.encode()
+    # aiohttp decodes header bytes that are not UTF-8 with surrogateescape; this gets the bytes back
+    # (a plain encode() would raise and turn a garbled key into a 500).
+    given = presented.encode("utf-8", "surrogateescape")
     label = None
     for i, key in enumerate(keys):
         # No early exit: the time taken does not depend on which key (if any) matched.
@@ -105,7 +107,9 @@ async def router_middleware(request: web.Request, handler: Handler) -> web.Strea
     app = request.app
     settings = app[SETTINGS]
     # Unique, not secret: no getrandom() syscall per request as uuid4 would make.
-    info = RequestInfo(request_id=f"req_{random.getrandbits(96):024x}", method=request.method, path=request.path)
+    info = RequestInfo(
+        request_id=f"req_{random.getrandbits(96):024x}", method=request.method, path=request.path
+    )
     info.route = ROUTES.get(request.path, "")
     request[INFO] = info
     response: web.StreamResponse | None = None

@@ -15,6 +15,7 @@ import aiohttp
 from .backends import Backend, Replica
 from .config import Settings
 from .errors import RouterError
+from .metrics import public_url
 
 
 class Upstream:
@@ -23,7 +24,9 @@ class Upstream:
         self.session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, enable_cleanup_closed=True)
+        # Idle connections are dropped before uvicorn (vLLM's server) would close them at 5 s, so a
+        # pooled connection is rarely stale when reused.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=4, enable_cleanup_closed=True)
         self.session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None),
@@ -65,6 +68,7 @@ class Upstream:
         """
         assert self.session is not None
         tried: list[Replica] = []
+        stale_retry = True
         accept = "text/event-stream" if stream else "application/json"
         while True:
             replica = backend.pick(affinity, exclude=tried)
@@ -78,24 +82,41 @@ class Upstream:
                         headers=self.headers(backend, accept),
                         timeout=self.timeout(stream),
                     )
-                except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as exc:
+                except aiohttp.ServerDisconnectedError:
+                    # Most often a pooled keep-alive connection the backend had just closed (uvicorn
+                    # drops idle ones after 5 s): not a sign the replica is down. Send once more.
+                    if stale_retry:
+                        stale_retry = False
+                        tried.pop()
+                        continue
+                    replica.mark_down("server disconnected")
+                    if len(tried) < 2 and len(backend.replicas) > 1 and backend.healthy:
+                        continue
+                    raise RouterError(
+                        502,
+                        "api_error",
+                        f"backend {backend.name} at {public_url(replica.url)} closed the connection",
+                    ) from None
+                except aiohttp.ClientConnectorError as exc:
                     replica.mark_down(type(exc).__name__)
                     if len(tried) < 2 and len(backend.replicas) > 1 and backend.healthy:
                         continue
                     raise RouterError(
-                        502, "api_error", f"backend {backend.name} at {replica.url} is unreachable"
+                        502,
+                        "api_error",
+                        f"backend {backend.name} at {public_url(replica.url)} is unreachable",
                     ) from None
                 except TimeoutError:
                     raise RouterError(
                         504,
                         "timeout_error",
-                        f"backend {backend.name} at {replica.url} did not answer in time",
+                        f"backend {backend.name} at {public_url(replica.url)} did not answer in time",
                     ) from None
                 except aiohttp.ClientError as exc:
                     raise RouterError(
                         502,
                         "api_error",
-                        f"backend {backend.name} at {replica.url} failed: {type(exc).__name__}",
+                        f"backend {backend.name} at {public_url(replica.url)} failed: {type(exc).__name__}",
                     ) from None
                 try:
                     yield resp, replica
