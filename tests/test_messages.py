@@ -251,3 +251,24 @@ async def test_query_string_is_ignored(router: TestClient) -> None:
     )
     assert resp.status == 200
     assert orjson.loads(await resp.read())["type"] == "message"
+
+
+async def test_wrong_key_raises_authentication_error(router: TestClient, vllm: FakeVLLM) -> None:
+    client = anthropic.AsyncAnthropic(base_url=str(router.make_url("")), api_key="wrong", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError) as info:
+        await client.messages.create(model="m", max_tokens=5, messages=HELLO)
+    assert info.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+    assert "wrong" not in str(info.value.body)
+    await client.close()
+    assert vllm.requests == []
+
+
+async def test_body_over_max_body_mb_is_413(router_factory, vllm_server, vllm: FakeVLLM) -> None:
+    client = await router_factory(vllm_server, MAX_BODY_MB="0.01")
+    sdk = anthropic.AsyncAnthropic(base_url=str(client.make_url("")), api_key=AUTH["x-api-key"], max_retries=0)
+    with pytest.raises(anthropic.APIStatusError) as info:
+        await sdk.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x" * 20000}])
+    assert info.value.status_code == 413
+    assert info.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
+    await sdk.close()
+    assert vllm.requests == []
