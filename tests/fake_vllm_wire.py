@@ -142,6 +142,7 @@ class Config:
     force_include_usage: bool = False  # --enable-force-include-usage
     clamp_max_tokens: bool = True  # 0.32 clamps prompt+max_tokens overflow; False: the older 400
     multimodal: bool = False
+    tool_parser: bool = True  # --enable-auto-tool-choice --tool-call-parser (as the recorded server)
     reasoning_field: str = "reasoning"  # "reasoning_content" imitates vLLM < 0.12 / SGLang
     system_fingerprint: str = FINGERPRINT
 
@@ -367,11 +368,17 @@ class Reply:
                 "function": function,
             }
             return {"content": None, "tool_calls": [call]}
-        # EOS or </think> as the last token: a parser (tools or reasoning) yields an empty delta.
-        parsed = self.config.reasoning_parser or (
-            bool(self.body.get("tools")) and self.body.get("tool_choice") != "none"
-        )
-        return {} if parsed else {"content": ""}
+        # EOS or </think> as the last token. Still inside the reasoning, the reasoning parser routes the
+        # empty text to the reasoning field; otherwise a server with a tool or reasoning parser sends an
+        # empty delta (whatever the request's tools), one without either an empty content (checked
+        # against a real vLLM 0.32: docs/real-vllm.md).
+        if (
+            step.kind == "eos"
+            and self.config.reasoning_parser
+            and all(s.kind == "reasoning" for s in self.steps[:-1])
+        ):
+            return {self.config.reasoning_field: ""}
+        return {} if self.config.reasoning_parser or self.config.tool_parser else {"content": ""}
 
     def usage_chunk(self) -> dict:
         usage = self.usage(len(self.steps), True)

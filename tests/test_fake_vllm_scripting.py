@@ -239,7 +239,7 @@ async def test_usage_options(aiohttp_client):
 
 
 async def test_stop_string_and_eos_without_parser(aiohttp_client):
-    fake = FakeVLLM()
+    fake = FakeVLLM(tool_parser=False)
     fake.script(Turn(text="Hello. World"), Turn(text="Hi"))
     client = await aiohttp_client(fake.app)
     streamed = chunks(await (await client.post(CHAT, json=body_for(stop=["zz", "."]))).read())
