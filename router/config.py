@@ -194,6 +194,13 @@ def _backends(env: Mapping[str, str]) -> dict[str, BackendConfig]:
             env.get(prefix + "MODEL", "").strip() or "default",
             _opt(env, prefix + "API_KEY"),
         )
+    for config in backends.values():
+        if config.api_key and any(urlsplit(u).username is not None for u in config.urls):
+            # aiohttp sends URL credentials as Basic auth and refuses a second Authorization header:
+            # every probe and request would fail, leaving the router "starting" forever.
+            prefix = {DEFAULT_BACKEND: "VLLM", VISION_BACKEND: "VISION"}.get(config.name)
+            prefix = prefix or f"BACKEND_{config.name.upper()}"
+            raise ConfigError(f"{prefix}_URL has user:password@ and {prefix}_API_KEY is set too: use one")
     return backends
 
 

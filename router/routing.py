@@ -101,6 +101,7 @@ def has_openai_image(body: dict[str, Any]) -> bool:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
             for part in content:
-                if isinstance(part, dict) and part.get("type") in OPENAI_VISION_PARTS:
+                kind = part.get("type") if isinstance(part, dict) else None
+                if isinstance(kind, str) and kind in OPENAI_VISION_PARTS:
                     return True
     return False

@@ -243,7 +243,7 @@ def _tool_choice(raw: Any, names: set[str], out: dict) -> None:
         if name not in names:
             raise RouterError.invalid(f"tool_choice.name: no tool named {name!r} in tools")
         out["tool_choice"] = {"type": "function", "function": {"name": name}}
-    elif kind in _TOOL_CHOICE:
+    elif isinstance(kind, str) and kind in _TOOL_CHOICE:
         out["tool_choice"] = _TOOL_CHOICE[kind]
     else:
         raise RouterError.invalid("tool_choice.type: must be one of 'auto', 'any', 'tool', 'none'")
@@ -287,6 +287,8 @@ def _thinking(raw: Any) -> bool | None:
     if not isinstance(raw, dict):
         raise RouterError.invalid("thinking: must be an object")
     kind = raw.get("type")
+    if kind is not None and not isinstance(kind, str):
+        raise RouterError.invalid("thinking.type: must be a string")
     if kind in _THINKING_ON:
         return True
     if kind == "disabled":

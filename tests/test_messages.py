@@ -265,9 +265,13 @@ async def test_wrong_key_raises_authentication_error(router: TestClient, vllm: F
 
 async def test_body_over_max_body_mb_is_413(router_factory, vllm_server, vllm: FakeVLLM) -> None:
     client = await router_factory(vllm_server, MAX_BODY_MB="0.01")
-    sdk = anthropic.AsyncAnthropic(base_url=str(client.make_url("")), api_key=AUTH["x-api-key"], max_retries=0)
+    sdk = anthropic.AsyncAnthropic(
+        base_url=str(client.make_url("")), api_key=AUTH["x-api-key"], max_retries=0
+    )
     with pytest.raises(anthropic.APIStatusError) as info:
-        await sdk.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x" * 20000}])
+        await sdk.messages.create(
+            model="m", max_tokens=5, messages=[{"role": "user", "content": "x" * 20000}]
+        )
     assert info.value.status_code == 413
     assert info.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
     await sdk.close()

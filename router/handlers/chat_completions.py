@@ -40,6 +40,8 @@ _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 # Escaped text can never produce these bytes (a quote inside a JSON string is written \"), so only keys match.
 _INTEREST = re.compile(rb'"(?:usage|finish_reason)"\s*:\s*[{"]|"error"\s*:')
 _TOKEN_FIELDS = ("content", "reasoning", "reasoning_content", "tool_calls")
+# Content parts whose URL vLLM fetches itself.
+_MEDIA_URL_PARTS = frozenset({"image_url", "video_url", "audio_url"})
 
 # Error types by status for backend errors that arrive without an OpenAI envelope; the same vocabulary
 # the middleware uses for the router's own errors on this route.
@@ -62,6 +64,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     info.route = "chat_completions"
     body = await read_json(request)
     client_usage = _validate(body)
+    if not request.app[SETTINGS].allow_image_urls:
+        _refuse_media_urls(body["messages"])
     backend = pick_backend(request, body, has_image=has_openai_image(body))
     try:
         body["model"] = backend.model
@@ -99,6 +103,24 @@ def _validate(body: dict) -> bool:
     if options is not None and not isinstance(options, dict):
         raise RouterError.invalid("stream_options: must be an object")
     return bool(options and options.get("include_usage") is True)
+
+
+def _refuse_media_urls(messages: list) -> None:
+    """``ALLOW_IMAGE_URLS=false`` on this route too: vLLM downloads URL media itself, so a URL would let a
+    client make the GPU host fetch any address it can reach (SSRF). ``data:`` URIs carry their bytes."""
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            kind = part.get("type") if isinstance(part, dict) else None
+            if not isinstance(kind, str) or kind not in _MEDIA_URL_PARTS:
+                continue
+            media = part.get(kind)
+            url = media.get("url") if isinstance(media, dict) else media
+            if not (isinstance(url, str) and url.lstrip()[:5].lower() == "data:"):
+                raise RouterError.invalid(
+                    f"messages.{i}.content.{j}.{kind}: media URLs are disabled on this router "
+                    "(ALLOW_IMAGE_URLS=false); send the media inline as a data: URI"
+                )
 
 
 async def _complete(

@@ -15,6 +15,11 @@ from ..routing import choose_backend
 
 log = logging.getLogger("router.routing")
 BODY_SIZE = web.RequestKey("body_size", int)
+# orjson reads 1024 levels of nesting but writes at most 254, and ``repr`` (conversation affinity) recurses
+# too: a body nested deeper than the router can send on would otherwise fail after routing, as a 500.
+# The headroom covers the levels translation adds (tools -> function -> parameters).
+_NESTING_HEADROOM = 4
+MAX_NESTING = 254 - _NESTING_HEADROOM
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -43,9 +48,22 @@ async def read_json(request: web.Request) -> dict:
         raise RouterError.invalid("request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise RouterError.invalid(f"request body must be a JSON object, not {type(body).__name__}")
+    if _too_deep(body):
+        raise RouterError.invalid(f"request body is nested too deeply (limit: {MAX_NESTING} levels)")
     request[INFO].stream = body.get("stream") is True
     request[BODY_SIZE] = len(raw)
     return body
+
+
+def _too_deep(body: dict) -> bool:
+    wrapped: object = body
+    for _ in range(_NESTING_HEADROOM):
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except orjson.JSONEncodeError:
+        return True
+    return False
 
 
 def pick_backend(request: web.Request, body: dict, *, has_image: bool) -> Backend:

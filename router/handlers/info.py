@@ -12,6 +12,7 @@ from ..backends import Backend
 from ..config import DEFAULT_BACKEND, VISION_BACKEND
 from ..errors import RouterError
 from ..keys import BACKENDS, INFO, SETTINGS
+from ..metrics import public_url
 from ..middleware import json_response
 from ..routing import choose_backend
 
@@ -32,7 +33,7 @@ def _backend_status(b: Backend) -> dict:
         "max_model_len": b.max_model_len,
         "replicas": [
             {
-                "url": r.url,
+                "url": public_url(r.url),  # /health is open: never show credentials in the URL
                 "healthy": r.healthy,
                 "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 1),
                 "outstanding": r.outstanding,
