@@ -11,7 +11,7 @@ from .backends import BackendPool
 from .config import Settings
 from .handlers import chat_completions, count_tokens, info, messages, stats
 from .health import health_ctx
-from .keys import BACKENDS, SETTINGS, UPSTREAM
+from .keys import BACKENDS, SETTINGS, TRANSLATE_OPTIONS, UPSTREAM
 from .middleware import router_middleware
 from .upstream import Upstream
 
@@ -28,6 +28,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[UPSTREAM] = Upstream(settings)
     app[BACKENDS] = BackendPool(settings.backends)
+    app[TRANSLATE_OPTIONS] = messages.options_from(settings)
     app.cleanup_ctx.extend([upstream_ctx, health_ctx])
     telemetry.install(app, settings)  # app[METRICS], app[TELEMETRY] and the usage log's lifetime
     app[count_tokens.ESTIMATED] = set()

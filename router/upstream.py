@@ -22,6 +22,13 @@ class Upstream:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.session: aiohttp.ClientSession | None = None
+        self._headers: dict[tuple[str, str], dict[str, str]] = {}
+        # sock_read bounds silence between two reads: the first token of a long prefill included.
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.request_timeout,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.idle_timeout,
+        )
 
     async def start(self) -> None:
         # Idle connections are dropped before uvicorn (vLLM's server) would close them at 5 s, so a
@@ -39,17 +46,18 @@ class Upstream:
             await self.session.close()
 
     def headers(self, backend: Backend, accept: str = "application/json") -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": accept, "User-Agent": "anthropic-router"}
-        if backend.config.api_key:
-            headers["Authorization"] = f"Bearer {backend.config.api_key}"
+        """The backend's request headers (built once per backend and Accept, then reused)."""
+        key = (backend.name, accept)
+        headers = self._headers.get(key)
+        if headers is None:
+            headers = {"Content-Type": "application/json", "Accept": accept, "User-Agent": "anthropic-router"}
+            if backend.config.api_key:
+                headers["Authorization"] = f"Bearer {backend.config.api_key}"
+            self._headers[key] = headers
         return headers
 
     def timeout(self, stream: bool) -> aiohttp.ClientTimeout:
-        s = self.settings
-        # sock_read bounds silence between two reads: the first token of a long prefill included.
-        return aiohttp.ClientTimeout(
-            total=s.request_timeout, sock_connect=s.connect_timeout, sock_read=s.idle_timeout
-        )
+        return self._timeout
 
     @contextlib.asynccontextmanager
     async def post(

@@ -11,8 +11,9 @@ import orjson
 from aiohttp import web
 
 from ..backends import Backend
+from ..config import Settings
 from ..errors import RouterError, from_backend
-from ..keys import INFO, SETTINGS, UPSTREAM
+from ..keys import INFO, SETTINGS, TRANSLATE_OPTIONS, UPSTREAM
 from ..request_info import RequestInfo
 from ..transcoder import StreamTranscoder
 from ..translate_request import TranslateOptions, has_image, to_openai
@@ -24,13 +25,17 @@ CHAT_PATH = "/v1/chat/completions"
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 
-def translate_options(request: web.Request) -> TranslateOptions:
-    s = request.app[SETTINGS]
+def options_from(s: Settings) -> TranslateOptions:
     return TranslateOptions(
         system_messages=s.system_messages,
         thinking_kwarg=s.thinking_kwarg,
         allow_image_urls=s.allow_image_urls,
     )
+
+
+def translate_options(request: web.Request) -> TranslateOptions:
+    """The translation settings, built once in create_app, not per request."""
+    return request.app[TRANSLATE_OPTIONS]
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -41,7 +46,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
     payload = to_openai(body, backend.model, translate_options(request))
     clamp_max_tokens(payload, backend)
     client_model = body["model"]
-    affinity = affinity_key(request, body)
+    # Affinity only matters when there is a choice of replica; for one it would be wasted work.
+    affinity = affinity_key(request, body) if len(backend.replicas) > 1 else None
     if payload.get("stream"):
         return await _stream(request, backend, orjson.dumps(payload), client_model, affinity)
     async with request.app[UPSTREAM].post(backend, CHAT_PATH, orjson.dumps(payload), affinity=affinity) as (
