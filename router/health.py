@@ -69,6 +69,10 @@ async def probe_replica(
         return ProbeResult(False, str(exc) or type(exc).__name__)
     except (orjson.JSONDecodeError, AttributeError):
         return ProbeResult(False, "/v1/models answered something that is not a model list")
+    except Exception as exc:  # anything else (a malformed URL, a library surprise) is a failed probe,
+        # named in /health and the start-up log, never a silently dead start-up task.
+        log.warning("probe of %s failed unexpectedly", public_url(url), exc_info=True)
+        return ProbeResult(False, f"probe failed: {type(exc).__name__}")
     models = [m for m in data or () if isinstance(m, dict) and isinstance(m.get("id"), str)]
     if not models:
         return ProbeResult(False, "/v1/models lists no model")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anthropic
 import orjson
 import pytest
@@ -276,3 +278,53 @@ async def test_body_over_max_body_mb_is_413(router_factory, vllm_server, vllm: F
     assert info.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
     await sdk.close()
     assert vllm.requests == []
+
+
+async def test_finished_stream_returns_its_backend_connection_to_the_pool(
+    aiohttp_server, router_factory
+) -> None:
+    """The chunked terminator often arrives after ``[DONE]``; the router must read it, not drop the
+    connection, or every stream pays a new TCP handshake to vLLM."""
+    from aiohttp import web
+
+    from router.keys import UPSTREAM
+
+    peers: list[object] = []
+    frame = (
+        b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"tiny","choices":[{"index":0,'
+        b'"delta":{"content":"hi"},"logprobs":null,"finish_reason":"stop","stop_reason":null}],'
+        b'"usage":{"prompt_tokens":3,"total_tokens":4,"completion_tokens":1}}\n\n'
+    )
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        peers.append(request.transport.get_extra_info("peername"))  # type: ignore[union-attr]
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(frame + b"data: [DONE]\n\n")
+        await asyncio.sleep(0.05)  # the terminator comes in a later segment
+        await resp.write_eof()
+        return resp
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response()
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "tiny", "max_model_len": 8192}]})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/health", health)
+    app.router.add_get("/v1/models", models)
+    client = await router_factory(await aiohttp_server(app))
+    body = {"model": "m", "max_tokens": 50, "messages": HELLO, "stream": True}
+    for _ in range(3):
+        resp = await client.post("/v1/messages", json=body, headers=AUTH)
+        assert check_stream(await resp.read())[-1]["type"] == "message_stop"
+    assert len(set(peers)) == 1, peers  # one keep-alive connection served all three streams
+    connector = client.app[UPSTREAM].session.connector  # type: ignore[index,union-attr]
+    for _ in range(100):  # the handler finishes reading the terminator after the client is done
+        if not connector._acquired:  # type: ignore[union-attr]
+            break
+        await asyncio.sleep(0.01)
+    assert not connector._acquired  # type: ignore[union-attr]

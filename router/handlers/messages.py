@@ -160,6 +160,8 @@ async def _stream(
             await out.open(b"")
         await _pump(resp, tc, out, info)
         await response.write_eof()
+        if tc.stop_reason is not None:
+            await drain_to_eof(resp.content)
         return response
     except ConnectionResetError:
         # The client went away: leaving this block closes the backend response, so vLLM aborts.
@@ -177,6 +179,22 @@ async def _stream(
         info.stop_reason = tc.stop_reason
         info.first_token_at = tc.first_token_at
         info.error_type = info.error_type or tc.error_type
+
+
+async def drain_to_eof(reader: aiohttp.StreamReader, limit: int = 65536, seconds: float = 1.0) -> None:
+    """Read what follows ``[DONE]`` (the chunked terminator) so the connection returns to the pool.
+
+    Without this every stream closed its backend connection and the next one paid a new TCP
+    handshake. Bounded in bytes and time, so a backend that keeps talking after ``[DONE]`` only
+    loses its connection.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            read = 0
+            while read < limit and (chunk := await reader.readany()):
+                read += len(chunk)
+    except (TimeoutError, aiohttp.ClientError):
+        pass
 
 
 async def _pump(resp: aiohttp.ClientResponse, tc: StreamTranscoder, out: _Writer, info: RequestInfo) -> None:
