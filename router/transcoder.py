@@ -46,6 +46,7 @@ import orjson
 from router.errors import error_event, from_stream_error
 from router.sse import SSEParser, frame
 from router.translate_response import (
+    ABORTED,
     anthropic_usage,
     map_stop_reason,
     new_message_id,
@@ -323,6 +324,13 @@ class StreamTranscoder:
 
     def _finish(self, out: list[bytes]) -> None:
         if self.done:
+            return
+        if self._finish_reason in ABORTED:
+            # vLLM aborted the request (preempted, engine error, shutting down): the answer is
+            # incomplete, and a retry is what the client should do.
+            out.append(
+                self.fail("overloaded_error", f"backend aborted the generation ({self._finish_reason})")
+            )
             return
         if not self._started:
             out.append(self._message_start())

@@ -19,6 +19,7 @@ from router.errors import RouterError
 from router.tool_args import RAW_ARGUMENTS_KEY, parse_tool_arguments
 
 __all__ = [
+    "ABORTED",
     "RAW_ARGUMENTS_KEY",
     "anthropic_usage",
     "map_stop_reason",
@@ -57,6 +58,8 @@ def to_anthropic(resp: dict, model: str) -> dict:
     for call in message.get("tool_calls") or ():
         if isinstance(call, dict):
             content.append(_tool_use(call))
+    if choice.get("finish_reason") in ABORTED:
+        raise RouterError(529, "overloaded_error", "backend aborted the generation", retry=True)
     has_tool_use = any(block["type"] == "tool_use" for block in content)
     stop_reason, stop_sequence = map_stop_reason(
         choice.get("finish_reason"), choice.get("stop_reason"), has_tool_use
@@ -74,21 +77,26 @@ def to_anthropic(resp: dict, model: str) -> dict:
     }
 
 
+# finish_reason values with which vLLM ends a generation it could not complete.
+ABORTED = frozenset({"abort", "error"})
+
+
 def map_stop_reason(
     finish_reason: str | None, vllm_stop_reason: object, has_tool_use: bool
 ) -> tuple[str, str | None]:
     """(stop_reason, stop_sequence) from an OpenAI finish_reason and vLLM's ``stop_reason`` extension.
 
-    vLLM reports a named tool_choice as ``finish_reason: "stop"`` (and a call cut by max_tokens as
-    ``length``), so the presence of a tool block decides ``tool_use``. vLLM's ``stop_reason`` is the
-    matched stop string (an int for a stop token id, null for EOS).
+    vLLM reports a named tool_choice as ``finish_reason: "stop"``, so the presence of a tool block
+    decides ``tool_use``, except after ``length``: a call cut by max_tokens has truncated arguments
+    (a Bash command cut in half), and as on Anthropic's API ``max_tokens`` tells the client not to
+    run it. vLLM's ``stop_reason`` is the matched stop string (an int for a stop token id, null for EOS).
     """
+    if finish_reason == "length":
+        return "max_tokens", None
     if has_tool_use:
         return "tool_use", None
     if finish_reason == "stop" and isinstance(vllm_stop_reason, str):
         return "stop_sequence", vllm_stop_reason
-    if finish_reason == "length":
-        return "max_tokens", None
     if finish_reason == "content_filter":
         return "refusal", None
     return "end_turn", None

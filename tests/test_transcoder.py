@@ -387,5 +387,14 @@ def test_generated_streams_always_give_a_valid_anthropic_stream(body: bytes, cut
     if events[-1]["type"] == "message_stop":
         message = sdk_message(raw)
         assert message.usage.output_tokens == events[-2]["usage"]["output_tokens"]
-        assert (message.stop_reason == "tool_use") == any(b.type == "tool_use" for b in message.content)
+        if message.stop_reason != "max_tokens":  # a truncated call says max_tokens, not tool_use
+            assert (message.stop_reason == "tool_use") == any(b.type == "tool_use" for b in message.content)
         assert all(b[1].strip() for b in blocks(message.content) if b[0] != "tool_use")
+
+
+@pytest.mark.parametrize("finish", ["abort", "error"])
+def test_aborted_generation_ends_with_a_retryable_error(finish: str) -> None:
+    body = sse(ROLE, delta(content="half an"), delta(finish=finish), DONE)
+    events = check_stream(transcode(body))
+    assert events[-1]["type"] == "error"
+    assert events[-1]["error"]["type"] == "overloaded_error"

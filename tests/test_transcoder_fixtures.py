@@ -80,7 +80,9 @@ def expected_message(body: bytes) -> dict:
         content.append({"type": "text", "text": message["content"]})
     content += [{"type": "tool_use", "id": c["id"], **c["function"]} for c in message["tool_calls"]]
     finish, stop = choice["finish_reason"], choice["stop_reason"]
-    if message["tool_calls"]:
+    if finish == "length":  # a call cut by max_tokens is truncated: not to be run
+        stop_reason, sequence = "max_tokens", None
+    elif message["tool_calls"]:
         stop_reason, sequence = "tool_use", None
     elif finish == "stop" and isinstance(stop, str):
         stop_reason, sequence = "stop_sequence", stop

@@ -173,7 +173,7 @@ def test_broken_arguments_do_not_crash() -> None:
         {"_raw_arguments": "96191036594135103689648"},
         {"already": "parsed"},
     ]
-    assert msg["stop_reason"] == "tool_use"
+    assert msg["stop_reason"] == "max_tokens"  # cut by max_tokens: Claude Code must not run it
 
 
 @pytest.mark.parametrize("resp", [{}, {"choices": []}, {"choices": ["x"]}, []])
@@ -192,7 +192,7 @@ def test_response_without_choices_is_a_backend_error(resp: Any) -> None:
         ("length", None, False, ("max_tokens", None)),
         ("tool_calls", None, True, ("tool_use", None)),
         ("stop", "###", True, ("tool_use", None)),
-        ("length", None, True, ("tool_use", None)),
+        ("length", None, True, ("max_tokens", None)),  # a truncated call must not be run
         ("tool_calls", None, False, ("end_turn", None)),
         ("content_filter", None, False, ("refusal", None)),
         (None, None, False, ("end_turn", None)),
@@ -232,3 +232,10 @@ def test_helpers_shared_with_the_transcoder() -> None:
     assert parse_tool_arguments('{"a": 1}') == {"a": 1}
     assert sanitize_tool_id("ok-id_1") == "ok-id_1"
     assert thinking_signature("x") == thinking_signature("x") != thinking_signature("y")
+
+
+@pytest.mark.parametrize("finish", ["abort", "error"])
+def test_aborted_generation_is_a_retryable_overload(finish: str) -> None:
+    with pytest.raises(RouterError) as info:
+        to_anthropic(completion({"content": "half an ans"}, finish_reason=finish), "m")
+    assert (info.value.status, info.value.type, info.value.retry) == (529, "overloaded_error", True)
