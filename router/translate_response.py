@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-import string
 from typing import Any
 
 from router.errors import RouterError
@@ -31,7 +30,6 @@ __all__ = [
     "to_anthropic",
 ]
 
-_ID_ALPHABET = string.ascii_letters + string.digits
 _BAD_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 
 
@@ -145,14 +143,9 @@ def thinking_signature(thinking: str) -> str:
 
 def _random_id(length: int) -> str:
     # Ids must be unique, not secret: the module PRNG (seeded from os.urandom, reseeded after fork)
-    # costs no syscall (secrets.choice made one getrandom() per character), and one base62 conversion
-    # of a random integer is a fraction of random.choices (bench S1).
-    n = random.getrandbits(6 * length)
-    chars = []
-    for _ in range(length):
-        n, digit = divmod(n, 62)
-        chars.append(_ID_ALPHABET[digit])
-    return "".join(chars)
+    # costs no syscall (secrets.choice made one getrandom() per character), and hex formatting of
+    # one random integer is ~0.3 us where a base62 loop took ~10 (bench S1).
+    return f"{random.getrandbits(4 * length):0{length}x}"
 
 
 def _tool_use(call: dict) -> dict:
