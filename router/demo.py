@@ -43,12 +43,12 @@ Press Ctrl-C to stop.
 """
 
 
-async def run(host: str, port: int) -> None:
+async def run(host: str, port: str) -> None:
     backend_port = _free_port()
     backend = web.AppRunner(create_demo_app(), access_log=None)
     await backend.setup()
     await web.TCPSite(backend, "127.0.0.1", backend_port).start()
-    env = {**os.environ, "VLLM_URL": f"http://127.0.0.1:{backend_port}", "HOST": host, "PORT": str(port)}
+    env = {**os.environ, "VLLM_URL": f"http://127.0.0.1:{backend_port}", "HOST": host, "PORT": port}
     env.setdefault("VLLM_MODEL", "default")
     settings = load_settings(env, ".env")
     setup_logging(settings.log_level, settings.log_format)
@@ -67,7 +67,7 @@ async def run(host: str, port: int) -> None:
 
 def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "3456"))
+    port = os.environ.get("PORT", "3456")  # validated with everything else by load_settings
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run(host, port))
