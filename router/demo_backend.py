@@ -181,15 +181,22 @@ async def chat(request: web.Request) -> web.StreamResponse:
             {"content": None, "tool_calls": [{"index": index, "function": {"arguments": fragment}}]}
             for fragment in tokenize(args)
         ]
+    # vLLM's continuous_usage_stats: running usage on every chunk (the router reads the prompt size
+    # from the first one for message_start).
+    continuous = bool((body.get("stream_options") or {}).get("continuous_usage_stats"))
+
+    def running(done: int) -> dict:
+        return {"usage": {"prompt_tokens": prompt, "total_tokens": prompt + done, "completion_tokens": done}}
+
     try:
-        await response.write(
-            _chunk(head, [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-        )
-        for delta in deltas:
+        first = [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
+        await response.write(_chunk(head, first, **(running(0) if continuous else {})))
+        for done, delta in enumerate(deltas, 1):
             await asyncio.sleep(delay)
-            await response.write(_chunk(head, [{"index": 0, "delta": delta, "finish_reason": None}]))
+            extra = running(done) if continuous else {}
+            await response.write(_chunk(head, [{"index": 0, "delta": delta, "finish_reason": None}], **extra))
         end = {"index": 0, "delta": {}, "finish_reason": finish, "stop_reason": stop_reason}
-        await response.write(_chunk(head, [end]))
+        await response.write(_chunk(head, [end], **(running(completion) if continuous else {})))
         if (body.get("stream_options") or {}).get("include_usage"):
             await response.write(_chunk(head, [], usage=usage))
         await response.write(b"data: [DONE]\n\n")

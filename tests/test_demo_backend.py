@@ -134,3 +134,18 @@ async def test_max_tokens_and_stop(client):
 async def test_bad_request(client):
     resp = await client.post(CHAT, json={"messages": []})
     assert resp.status == 400 and (await resp.json())["error"]["code"] == 400
+
+
+async def test_continuous_usage_on_every_chunk_when_asked(client) -> None:
+    options = {"include_usage": True, "continuous_usage_stats": True}
+    resp = await client.post(CHAT, json=user("Hello there", stream=True, stream_options=options))
+    chunks = [c for c in sse(await resp.read()) if isinstance(c, dict)]
+    counted = [c["usage"]["completion_tokens"] for c in chunks if c["choices"]]
+    assert counted[0] == 0 and counted == sorted(counted) and counted[-1] > 0
+    assert len({c["usage"]["prompt_tokens"] for c in chunks}) == 1
+    plain = [
+        c
+        for c in sse(await (await client.post(CHAT, json=user("Hi", stream=True))).read())
+        if isinstance(c, dict)
+    ]
+    assert all("usage" not in c for c in plain)
