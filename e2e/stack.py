@@ -36,7 +36,7 @@ START_TIMEOUT = 30.0
 sys.path.insert(0, str(HERE))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -47,8 +47,9 @@ def _get_json(url: str) -> object:
         return json.loads(resp.read())
 
 
-def _start_listening(args: list[str], log: Path) -> tuple[subprocess.Popen, int]:
-    """Start a helper server that prints ``LISTENING <port>`` first; the rest of its output goes to log."""
+def start_listening(args: list[str], log: Path) -> tuple[subprocess.Popen, int]:
+    """Start a helper server that prints ``LISTENING <port>`` first (recorder.py, scripted_backend.py);
+    the rest of its output goes to log. e2e_vllm starts its recording tap with this too."""
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log.open("ab"), text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -58,8 +59,10 @@ def _start_listening(args: list[str], log: Path) -> tuple[subprocess.Popen, int]
     return proc, int(line.split()[1])
 
 
-def _wait_http(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT) -> None:
+    """Wait for a 200 from the router started as ``proc`` (its output in ``log``, shown if it dies or
+    never gets there)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"router exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
@@ -70,7 +73,7 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path) -> None:
         except OSError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"router not healthy after {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"router not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 @dataclass
@@ -108,12 +111,12 @@ def running_stack() -> Iterator[Stack]:
     LOGS.mkdir(parents=True)
     procs: list[subprocess.Popen] = []
     try:
-        backend, backend_port = _start_listening(
+        backend, backend_port = start_listening(
             [sys.executable, str(HERE / "scripted_backend.py"), "--port", "0", "--model", MODEL],
             LOGS / "backend.log",
         )
         procs.append(backend)
-        router_port = _free_port()
+        router_port = free_port()
         router_log = LOGS / "router.log"
         env = {
             "PATH": os.environ.get("PATH", ""),
@@ -137,8 +140,8 @@ def running_stack() -> Iterator[Stack]:
         )
         procs.append(router)
         router_url = f"http://127.0.0.1:{router_port}"
-        _wait_http(router_url + "/health", router, router_log)
-        proxy, proxy_port = _start_listening(
+        wait_http(router_url + "/health", router, router_log)
+        proxy, proxy_port = start_listening(
             [
                 sys.executable,
                 str(HERE / "recorder.py"),

@@ -16,11 +16,9 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,12 @@ from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+E2E = ROOT / "e2e"
+sys.path.insert(0, str(E2E))
+
+# The process helpers the Claude Code e2e stack uses too (e2e/ is not a package).
+from stack import free_port, start_listening, wait_http  # noqa: E402
+
 OUT = Path(os.environ.get("E2E_VLLM_OUT", ROOT / ".e2e" / "vllm")).resolve()
 VENV = os.environ.get("VLLM_VENV", "/tmp/vllmcpu")
 MODEL_DIR = os.environ.get("VLLM_TINY_MODEL", "/tmp/tinymodel")
@@ -37,12 +41,6 @@ CLIENT_MODEL = "claude-sonnet-4-5-20250929"  # what Claude Code would send; the 
 API_KEY = "e2e-vllm-key"
 ROUTER_START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def vllm_installed() -> bool:
@@ -156,30 +154,6 @@ def request(
         conn.close()
 
 
-def _start_tap(target: str, log_dir: Path) -> tuple[subprocess.Popen, int]:
-    args = [sys.executable, str(ROOT / "e2e" / "recorder.py"), "--target", target, "--port", "0"]
-    args += ["--log", str(log_dir / "backend-exchanges.jsonl")]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=(log_dir / "tap.log").open("ab"), text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("LISTENING "):
-        proc.kill()
-        raise RuntimeError(f"the recording tap did not start: {line!r}")
-    return proc, int(line.split()[1])
-
-
-def _wait_router(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + ROUTER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"router exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url + "/health", timeout=2) as resp:
-            if resp.status == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"router not healthy after {ROUTER_START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
-
-
 @contextlib.contextmanager
 def running_stack(name: str, model_dir: str, reasoning: str = "") -> Iterator[Stack]:
     """Start vLLM (serve.sh), the tap and the router; stop them on exit, vLLM last."""
@@ -209,7 +183,9 @@ def running_stack(name: str, model_dir: str, reasoning: str = "") -> Iterator[St
     stack: Stack | None = None
     try:
         vllm_url = f"http://127.0.0.1:{port}"
-        tap, tap_port = _start_tap(vllm_url, log_dir)
+        tap_args = [sys.executable, str(E2E / "recorder.py"), "--target", vllm_url, "--port", "0"]
+        tap_args += ["--log", str(log_dir / "backend-exchanges.jsonl")]
+        tap, tap_port = start_listening(tap_args, log_dir / "tap.log")
         procs.append(tap)
         router_port = free_port()
         router_log = log_dir / "router.log"
@@ -234,7 +210,7 @@ def running_stack(name: str, model_dir: str, reasoning: str = "") -> Iterator[St
         )
         procs.append(router)
         router_url = f"http://127.0.0.1:{router_port}"
-        _wait_router(router_url, router, router_log)
+        wait_http(router_url + "/health", router, router_log, timeout=ROUTER_START_TIMEOUT)
         stack = Stack(
             name, vllm_url, f"http://127.0.0.1:{tap_port}", router_url, OUT, log_dir, vllm_pid, startup, procs
         )

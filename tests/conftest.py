@@ -21,6 +21,12 @@ from fake_vllm import FakeVLLM
 from router.app import create_app
 from router.config import load_settings
 
+# Helpers that several test files share assert too: rewritten like a test module's asserts, a failure in
+# them shows the values compared (registered here, before any test module imports them).
+pytest.register_assert_rewrite(
+    "chat_completions_harness", "fault_harness", "security_harness", "translate_request_helpers"
+)
+
 KEY = "test-key-0123456789"
 AUTH = {"x-api-key": KEY}
 

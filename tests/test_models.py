@@ -8,16 +8,17 @@ from datetime import datetime
 import anthropic
 import openai
 import pytest
-from fake_vllm import FakeVLLM
 
-# The router-with-fake-backends fixture lives with the passthrough tests; pytest registers it on import.
-from test_chat_completions import KEY, Rig, Start, start  # noqa: F401
+# The router-with-fake-backends rig is shared with the chat completions tests; pytest registers the
+# `start` fixture on import.
+from chat_completions_harness import KEY, Rig, Start, start_fixture  # noqa: F401
+from fake_vllm import FakeVLLM
 
 ENV = {"MODEL_MAP": "claude-opus-4-1=small, claude-*=default", "ROUTE_BACKGROUND": "small"}
 IDS = ["text-model", "vision-model", "org/big-model", "small-model", "big", "small", "claude-opus-4-1"]
 
 
-async def rig_with_four(start: Start) -> Rig:  # noqa: F811
+async def rig_with_four(start: Start) -> Rig:
     fakes = {
         "default": FakeVLLM("text-model", max_model_len=32768),
         "vision": FakeVLLM("vision-model", multimodal=True),
@@ -27,7 +28,7 @@ async def rig_with_four(start: Start) -> Rig:  # noqa: F811
     return await start(fakes, BACKEND_SMALL_MODEL="small-model", **ENV)
 
 
-async def test_anthropic_sdk_lists_every_model_and_alias(start: Start) -> None:  # noqa: F811
+async def test_anthropic_sdk_lists_every_model_and_alias(start: Start) -> None:
     rig = await rig_with_four(start)
     client = rig.anthropic()
     page = await client.models.list()
@@ -44,7 +45,7 @@ async def test_anthropic_sdk_lists_every_model_and_alias(start: Start) -> None: 
     await client.close()
 
 
-async def test_openai_sdk_lists_the_same_models(start: Start) -> None:  # noqa: F811
+async def test_openai_sdk_lists_the_same_models(start: Start) -> None:
     rig = await rig_with_four(start)
     client = rig.openai()
     models = [m async for m in client.models.list()]
@@ -55,7 +56,7 @@ async def test_openai_sdk_lists_the_same_models(start: Start) -> None:  # noqa: 
     await client.close()
 
 
-async def test_anthropic_paging_after_and_before(start: Start) -> None:  # noqa: F811
+async def test_anthropic_paging_after_and_before(start: Start) -> None:
     rig = await rig_with_four(start)
     client = rig.anthropic()
     first = await client.models.list(limit=3)
@@ -71,14 +72,14 @@ async def test_anthropic_paging_after_and_before(start: Start) -> None:  # noqa:
 
 
 @pytest.mark.parametrize("limit", ["0", "1001", "x"])
-async def test_bad_limit_is_a_400(start: Start, limit: str) -> None:  # noqa: F811
+async def test_bad_limit_is_a_400(start: Start, limit: str) -> None:
     rig = await start()
     async with rig.session.get(rig.url + f"/v1/models?limit={limit}", headers={"x-api-key": KEY}) as resp:
         assert resp.status == 400
         assert (await resp.json())["error"]["type"] == "invalid_request_error"
 
 
-async def test_retrieve_by_id_alias_and_slash(start: Start) -> None:  # noqa: F811
+async def test_retrieve_by_id_alias_and_slash(start: Start) -> None:
     rig = await rig_with_four(start)
     a, o = rig.anthropic(), rig.openai()
     assert (await a.models.retrieve("small")).display_name == "small (small-model)"
@@ -91,7 +92,7 @@ async def test_retrieve_by_id_alias_and_slash(start: Start) -> None:  # noqa: F8
     await o.close()
 
 
-async def test_retrieve_names_a_rule_would_route(start: Start) -> None:  # noqa: F811
+async def test_retrieve_names_a_rule_would_route(start: Start) -> None:
     rig = await rig_with_four(start)
     client = rig.anthropic()
     sonnet = await client.models.retrieve("claude-sonnet-4")  # MODEL_MAP glob claude-* → default
@@ -107,7 +108,7 @@ async def test_retrieve_names_a_rule_would_route(start: Start) -> None:  # noqa:
     await o.close()
 
 
-async def test_models_need_the_api_key(start: Start) -> None:  # noqa: F811
+async def test_models_need_the_api_key(start: Start) -> None:
     rig = await start()
     async with rig.session.get(rig.url + "/v1/models") as resp:
         assert resp.status == 401

@@ -9,17 +9,16 @@ ended (by the router, where the router is the one giving up: that is what makes 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient
 from anthropic_stream_check import check_stream
 from conftest import AUTH, RouterFactory
+from fault_harness import FAST, Leftovers, assert_nothing_left, backend_fixture, request_body  # noqa: F401
 from raw_backend import (
     DONE,
     Behaviour,
@@ -27,7 +26,6 @@ from raw_backend import (
     close_before_headers,
     completion,
     endless_headers,
-    firehose,
     openai_frames,
     reply,
     reset_before_headers,
@@ -36,32 +34,11 @@ from raw_backend import (
     truncated,
 )
 
-from router.keys import UPSTREAM
-
-HELLO = [{"role": "user", "content": "hello"}]
 TEXTS = ["Hello", " there", ",", " friend", "."]
 FRAMES = openai_frames(TEXTS)
 BODY = completion("".join(TEXTS))
 HTML = b"<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center></body></html>"
-# Short timeouts so a stall costs a fraction of a second; PING_INTERVAL long so that an error before the
-# backend's headers keeps its status (the ping path has its own test).
-FAST = {"IDLE_TIMEOUT": "0.15", "REQUEST_TIMEOUT": "5", "PING_INTERVAL": "5", "HEALTH_INTERVAL": "60"}
 ROUTES = {"messages": "/v1/messages", "chat": "/v1/chat/completions"}
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[RawBackend]:
-    raw = RawBackend()
-    await raw.start()
-    yield raw
-    await raw.close()
-
-
-def request_body(route: str, stream: bool) -> bytes:
-    body: dict = {"model": "m", "messages": HELLO, "stream": stream}
-    if route == "messages":
-        body["max_tokens"] = 50
-    return orjson.dumps(body)
 
 
 @dataclass(frozen=True)
@@ -226,59 +203,6 @@ CASES = [
 ]
 
 
-async def settle(check: Callable[[], object], timeout: float = 2.0) -> None:
-    """Wait until ``check()`` passes: a client can finish reading a moment before the router has
-    finished its own bookkeeping (log line, closing the upstream response)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            check()
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        await asyncio.sleep(0.005)
-
-
-def pool_counts(client: TestClient) -> tuple[int, int]:
-    """(connections in use, idle connections kept) in the router's upstream pool."""
-    session = client.server.app[UPSTREAM].session
-    assert session is not None
-    connector = session.connector
-    assert connector is not None
-    idle = sum(len(conns) for conns in connector._conns.values())
-    return len(connector._acquired), idle
-
-
-class Leftovers:
-    """The tasks alive before a request; after it, any other task still alive was left behind."""
-
-    def __init__(self) -> None:
-        self.before = set(asyncio.all_tasks())
-
-    def new_tasks(self) -> list[asyncio.Task]:
-        current = asyncio.current_task()
-        return [t for t in asyncio.all_tasks() if t not in self.before and t is not current and not t.done()]
-
-
-async def assert_nothing_left(
-    client: TestClient, backend: RawBackend, leftovers: Leftovers, caplog: pytest.LogCaptureFixture, path: str
-) -> logging.LogRecord:
-    """The shared end of every fault: one log line, no task, no upstream connection, backend closed."""
-
-    def check() -> None:
-        lines = [r for r in caplog.records if r.name == "router.access" and r.request.path == path]
-        assert len(lines) == 1, [r.getMessage() for r in lines]
-        assert pool_counts(client) == (0, 0)
-        assert all(ex.closed_at is not None for ex in backend.exchanges), backend.exchanges
-        assert backend.open_connections == 0
-        assert leftovers.new_tasks() == []
-
-    await settle(check)
-    assert backend.errors == []
-    return next(r for r in caplog.records if r.name == "router.access" and r.request.path == path)
-
-
 def assert_error_body(route: str, status: int, body: bytes, expected_type: str) -> str:
     data = orjson.loads(body)
     if route == "messages":
@@ -366,114 +290,3 @@ async def test_fault(
     if spec.router_gives_up:
         assert backend.exchanges[0].closed_by == "router"
         assert elapsed < 2.0  # the configured timeout, not the backend, ended it
-
-
-async def test_stall_after_pings_ends_with_a_timeout_event(
-    router_factory: RouterFactory, backend: RawBackend, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Past one ping interval the 200 is out; a backend that then never answers becomes an event."""
-    client = await router_factory(backend.url, **{**FAST, "PING_INTERVAL": "0.05", "IDLE_TIMEOUT": "0.3"})
-    backend.script(stall())
-    caplog.set_level(logging.INFO, logger="router.access")
-    caplog.clear()
-    leftovers = Leftovers()
-    headers = {**AUTH, "Connection": "close"}
-    resp = await client.post("/v1/messages", data=request_body("messages", True), headers=headers)
-    raw = await resp.read()
-    assert resp.status == 200
-    events = check_stream(raw)
-    assert events[0]["type"] == "message_start" and {"type": "ping"} in events
-    assert events[-1]["type"] == "error" and events[-1]["error"]["type"] == "timeout_error"
-    await assert_nothing_left(client, backend, leftovers, caplog, "/v1/messages")
-    assert backend.exchanges[0].closed_by == "router"
-
-
-def router_transports(client: TestClient) -> list[asyncio.Transport]:
-    """The router's server-side connections (to its clients)."""
-    server = client.server.runner.server
-    assert server is not None
-    return [h.transport for h in server.connections if h.transport is not None]
-
-
-async def test_slow_client_gets_back_pressure_not_buffering(
-    router_factory: RouterFactory, backend: RawBackend, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A client that stops reading makes the router stop reading the backend: the backend's writes block
-    long before its 48 MB answer is out, and the router's own write buffer to the client stays small."""
-    frame_bytes, frames = 16384, 3072
-    total = frame_bytes * frames
-    client = await router_factory(backend.url, **FAST)
-    backend.script(firehose(frame_bytes, frames))
-    caplog.set_level(logging.INFO, logger="router.access")
-    caplog.clear()
-    leftovers = Leftovers()
-    host, port = client.server.host, client.server.port
-    reader, writer = await asyncio.open_connection(host, port, limit=1 << 16)
-    body = request_body("messages", True)
-    head = (
-        f"POST /v1/messages HTTP/1.1\r\nHost: {host}\r\nx-api-key: {AUTH['x-api-key']}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    writer.write(head.encode() + body)
-    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
-    # Read nothing more; wait until the backend is blocked (no progress for a while).
-    ex = (await settle_exchange(backend)).exchanges[0]
-    last, still_since, buffered = -1, time.monotonic(), 0
-    while time.monotonic() - still_since < 0.3:
-        buffered = max(buffered, *(t.get_write_buffer_size() for t in router_transports(client)))
-        if ex.sent != last:
-            last, still_since = ex.sent, time.monotonic()
-        await asyncio.sleep(0.01)
-    assert ex.answered is None and ex.closed_at is None
-    assert ex.sent < total / 2, f"backend wrote {ex.sent} of {total} bytes to a client that reads nothing"
-    assert buffered < 1 << 20, f"router buffered {buffered} bytes for the slow client"
-    blocked_at = ex.sent
-    # Now read it all: the stream is complete and intact.
-    data = await reader.read()
-    writer.close()
-    names, text = event_summary(dechunk(data))
-    deltas = ["content_block_delta"] * frames
-    ends = ["content_block_stop", "message_delta", "message_stop"]
-    assert names == ["message_start", "content_block_start", *deltas, *ends]
-    assert text == total
-    await assert_nothing_left(client, backend, leftovers, caplog, "/v1/messages")
-    print(
-        f"\nslow client: backend blocked after {blocked_at / 1e6:.1f} of {total / 1e6:.1f} MB; "
-        f"router write buffer peak {buffered / 1024:.0f} KiB"
-    )
-
-
-async def settle_exchange(backend: RawBackend, count: int = 1) -> RawBackend:
-    for _ in range(1000):
-        if len(backend.exchanges) >= count:
-            return backend
-        await asyncio.sleep(0.005)
-    raise AssertionError("the backend never got the request")
-
-
-def event_summary(body: bytes) -> tuple[list[str], int]:
-    """Event names (pings left out) and the total text of an Anthropic stream: a linear check for a
-    stream too big for check_stream, whose per-delta text accumulation is quadratic."""
-    names, text = [], 0
-    for block in body.split(b"\n\n")[:-1]:
-        event, _, data = block.partition(b"\n")
-        name = event.removeprefix(b"event: ").decode()
-        payload = orjson.loads(data.removeprefix(b"data: "))
-        assert payload["type"] == name
-        if name == "content_block_delta":
-            text += len(payload["delta"]["text"])
-        if name != "ping":
-            names.append(name)
-    return names, text
-
-
-def dechunk(data: bytes) -> bytes:
-    """The body of an HTTP/1.1 chunked response."""
-    out, pos = [], 0
-    while True:
-        end = data.index(b"\r\n", pos)
-        size = int(data[pos:end].split(b";")[0], 16)
-        if size == 0:
-            return b"".join(out)
-        out.append(data[end + 2 : end + 2 + size])
-        pos = end + 2 + size + 2
