@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import re
 
+import fake_vs_real as wire_diff
 import pytest
-import wire_diff
 from checks import (
     TOOLS,
     all_fields,

@@ -7,8 +7,8 @@ non-empty ``signature_delta``, and is accepted back (signature and all) in the n
 
 from __future__ import annotations
 
+import fake_vs_real as wire_diff
 import pytest
-import wire_diff
 from checks import all_fields, complete, judged, last_chat_request, save, streamed
 from vllm_stack import Stack
 

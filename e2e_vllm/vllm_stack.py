@@ -3,7 +3,7 @@
 Every piece is a separate process on loopback, so the router runs as deployed (``python -m router``,
 configured by environment only) and vLLM is the real thing, not our fake. The tap between them is
 e2e/recorder.py: it keeps every byte vLLM sent the router, which is what the fake in tests/ must
-imitate (wire_diff.py compares the two). The native side of the side-by-side talks to vLLM directly.
+imitate (tests/fake_vs_real.py compares the two). The native side of the side-by-side talks to vLLM directly.
 
 Processes are stopped by the ids started here (vLLM's EngineCore/Worker children included, found
 through /proc), never by name: other vLLM servers may run on the same machine.
