@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,17 @@ def anthropic_error(resp: Response, status: int, error_type: str) -> str:
 
 def last_chat_request(stack: Stack) -> dict:
     """The body the router sent vLLM for the scenario that just ran (tests run one at a time)."""
-    chats = [e for e in stack.backend_exchanges() if e["path"].startswith("/v1/chat/completions")]
+    # The client has its answer a moment before the router finishes its backend exchange (it reads the
+    # chunked terminator after [DONE] to keep the connection pooled), and the tap records an exchange
+    # when it ends: wait until the recording stops growing.
+    exchanges = stack.backend_exchanges()
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        again = stack.backend_exchanges()
+        if len(again) == len(exchanges):
+            break
+        exchanges = again
+    chats = [e for e in exchanges if e["path"].startswith("/v1/chat/completions")]
     assert chats, "the router sent vLLM no chat request"
     return chats[-1]["body"]
