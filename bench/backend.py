@@ -27,6 +27,7 @@ import orjson
 from aiohttp import web
 
 from bench.frames import DONE, AnthropicFrames, OpenAIFrames, anthropic_message, openai_completion
+from bench.procs import pin_self
 from bench.tokens import MODEL, clamp_tokens
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -162,17 +163,6 @@ class FakeBackend:
         return resp
 
 
-def pin(cpu: int | None) -> bool:
-    """Pin this process to one CPU where the OS supports it; False when it could not."""
-    if cpu is None or not hasattr(os, "sched_setaffinity"):
-        return False
-    try:
-        os.sched_setaffinity(0, {cpu})
-    except OSError:
-        return False
-    return True
-
-
 def install_uvloop() -> bool:
     try:
         import uvloop
@@ -203,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
     parser.add_argument("--pace-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
-    pin(args.cpu)
+    pin_self(args.cpu)
     install_uvloop()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port, args.pace_ms))

@@ -28,6 +28,7 @@ def usable_cpus() -> list[int]:
 
 
 def pin_self(cpu: int | None) -> bool:
+    """Pin this process to one CPU where the OS supports it; False when it could not."""
     if cpu is None or not hasattr(os, "sched_setaffinity"):
         return False
     try:
