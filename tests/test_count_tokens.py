@@ -81,6 +81,10 @@ CASES = {
 }
 
 
+async def _ok(_request: web.Request) -> web.Response:
+    return web.Response()
+
+
 def prompt_of(body: dict) -> dict:
     return {k: body[k] for k in PROMPT_FIELDS if k in body}
 
@@ -192,7 +196,7 @@ class OtherServer:
         self.tokenize = tokenize
         self.tokenize_calls = 0
         self.app = web.Application()
-        self.app.router.add_get("/health", lambda _r: web.Response())
+        self.app.router.add_get("/health", _ok)
         self.app.router.add_get("/v1/models", self._models)
         if tokenize is not None:
             self.app.router.add_post("/tokenize", self._tokenize)

@@ -24,6 +24,10 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 BODY = {"model": "tiny", "max_tokens": 20, "messages": [{"role": "user", "content": "Hello"}]}
 
 
+async def _ok(_request: web.Request) -> web.Response:
+    return web.Response()
+
+
 async def health(router: TestClient) -> tuple[int, dict]:
     resp = await router.get("/health")
     return resp.status, await resp.json()
@@ -173,7 +177,7 @@ async def test_every_backend_must_answer_before_ready_but_each_serves_once_up(
 
 async def probe_app(aiohttp_server: ServerFactory, handler: Callable) -> str:
     app = web.Application()
-    app.router.add_get("/health", lambda _r: web.Response())
+    app.router.add_get("/health", _ok)
     app.router.add_get("/v1/models", handler)
     return server_url(await aiohttp_server(app))
 
