@@ -11,7 +11,6 @@ error shape, never Anthropic's.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import time
@@ -30,10 +29,10 @@ from ..request_info import RequestInfo
 from ..routing import has_openai_image
 from ..upstream import read_body
 from .common import SSE_HEADERS, affinity_key, pick_backend, read_json, router_headers
+from .keepalive import COMMENT, KeepAliveWriter
 
 CHAT_PATH = "/v1/chat/completions"
 # An SSE comment: every SSE parser skips it, but proxies and clients see bytes during a long prefill.
-KEEPALIVE = b": keep-alive\n\n"
 DONE = b"data: [DONE]\n\n"
 
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
@@ -157,17 +156,16 @@ async def _stream(
             return backend_error_response(resp.status, raw, info, resp.headers.get("Retry-After"))
         response = web.StreamResponse(headers={**SSE_HEADERS, **router_headers(info)})
         scanner = StreamScanner(keep_usage=client_usage)
-        sink = _Sink(response, request.app[SETTINGS].ping_interval)
+        sink = KeepAliveWriter(request, response, request.app[SETTINGS].ping_interval, COMMENT)
         try:
-            await response.prepare(request)
-            sink.start()
+            await sink.open()
             await _pump(resp, scanner, sink, info, backend)
             await response.write_eof()
         except ConnectionResetError:
             # The client went away: leaving the ``async with`` closes the backend response, so vLLM aborts.
             info.client_aborted = True
         finally:
-            await sink.stop()
+            await sink.close()
             info.first_token_at = scanner.first_token_at
             info.stop_reason = scanner.finish_reason
             record_usage(info, scanner.usage)
@@ -177,7 +175,11 @@ async def _stream(
 
 
 async def _pump(
-    resp: aiohttp.ClientResponse, scanner: StreamScanner, sink: _Sink, info: RequestInfo, backend: Backend
+    resp: aiohttp.ClientResponse,
+    scanner: StreamScanner,
+    sink: KeepAliveWriter,
+    info: RequestInfo,
+    backend: Backend,
 ) -> None:
     """Backend bytes → client, one write per network read, whole frames only."""
     reader = resp.content
@@ -208,39 +210,6 @@ async def _pump(
 def error_frame(type: str, message: str, status: int) -> bytes:
     """How vLLM itself ends a stream that failed after its 200: an error data frame, then ``[DONE]``."""
     return b"data: " + orjson.dumps(openai_error_body(type, message, status)) + b"\n\n" + DONE
-
-
-class _Sink:
-    """The client side of a stream: counts writes, sends a keep-alive comment while the backend is silent."""
-
-    def __init__(self, response: web.StreamResponse, interval: float) -> None:
-        self.response = response
-        self.interval = interval
-        self.writes = 0
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._keepalive())
-
-    async def write(self, data: bytes) -> None:
-        if data:
-            self.writes += 1
-            await self.response.write(data)
-
-    async def _keepalive(self) -> None:
-        seen = -1
-        with contextlib.suppress(ConnectionError):
-            while True:
-                await asyncio.sleep(self.interval)
-                if self.writes == seen:
-                    await self.response.write(KEEPALIVE)
-                seen = self.writes
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
 
 class StreamScanner:

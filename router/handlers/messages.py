@@ -20,9 +20,9 @@ from ..translate_request import TranslateOptions, has_image, to_openai
 from ..translate_response import to_anthropic
 from ..upstream import read_body
 from .common import SSE_HEADERS, affinity_key, pick_backend, read_json, router_headers
+from .keepalive import PING, KeepAliveWriter
 
 CHAT_PATH = "/v1/chat/completions"
-PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 
 def options_from(s: Settings) -> TranslateOptions:
@@ -87,45 +87,6 @@ def clamp_max_tokens(payload: dict, backend: Backend) -> None:
         payload["max_tokens"] = limit
 
 
-class _Writer:
-    """Writes SSE bytes to the client, and sends ``ping`` while nothing else was written for a while.
-
-    Claude Code aborts a stream after 300 s of silence and proxies drop idle connections; vLLM says
-    nothing during a long prefill, so the router speaks for it.
-    """
-
-    def __init__(self, request: web.Request, response: web.StreamResponse, interval: float) -> None:
-        self.request = request
-        self.response = response
-        self.interval = interval
-        self.writes = 0
-        self._pinger: asyncio.Task | None = None
-
-    async def open(self, first: bytes) -> None:
-        await self.response.prepare(self.request)
-        await self.write(first)
-        self._pinger = asyncio.create_task(self._ping_loop())
-
-    async def write(self, data: bytes) -> None:
-        if data:
-            self.writes += 1
-            await self.response.write(data)
-
-    async def _ping_loop(self) -> None:
-        seen = -1
-        while True:
-            await asyncio.sleep(self.interval)
-            if self.writes == seen:
-                await self.write(PING)
-            seen = self.writes
-
-    async def close(self) -> None:
-        if self._pinger is not None:
-            self._pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await self._pinger
-
-
 async def _stream(
     request: web.Request, backend: Backend, payload: bytes, client_model: str, affinity: str | None
 ) -> web.StreamResponse:
@@ -133,7 +94,7 @@ async def _stream(
     settings = request.app[SETTINGS]
     tc = StreamTranscoder(client_model)
     response = web.StreamResponse(headers={**SSE_HEADERS, **router_headers(info)})
-    out = _Writer(request, response, settings.ping_interval)
+    out = KeepAliveWriter(request, response, settings.ping_interval, PING)
     cm = request.app[UPSTREAM].post(backend, CHAT_PATH, payload, stream=True, affinity=affinity)
     entering = asyncio.ensure_future(cm.__aenter__())
     entered = False
@@ -197,7 +158,9 @@ async def drain_to_eof(reader: aiohttp.StreamReader, limit: int = 65536, seconds
         pass
 
 
-async def _pump(resp: aiohttp.ClientResponse, tc: StreamTranscoder, out: _Writer, info: RequestInfo) -> None:
+async def _pump(
+    resp: aiohttp.ClientResponse, tc: StreamTranscoder, out: KeepAliveWriter, info: RequestInfo
+) -> None:
     """Backend bytes → transcoder → client, one write per network read."""
     reader = resp.content
     while not tc.done:
