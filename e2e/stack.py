@@ -76,6 +76,41 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = STAR
     raise RuntimeError(f"router not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
+def start_router(
+    env: dict[str, str], cwd: Path, log: Path, timeout: float = START_TIMEOUT
+) -> tuple[subprocess.Popen, str]:
+    """``python -m router`` on a free loopback port with ``env`` on top of the common test settings;
+    returns the process and its URL once ``/health`` answers 200.
+
+    cwd should be an empty folder (a log folder), so a developer's .env cannot change the router under test.
+    """
+    port = free_port()
+    full_env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "debug",
+        "PYTHONUNBUFFERED": "1",
+        **env,
+    }
+    if os.environ.get("PYTHONPATH"):  # e.g. to run the same checks against another router checkout
+        full_env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    router = subprocess.Popen(
+        [sys.executable, "-m", "router"],
+        env=full_env,
+        cwd=cwd,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/health", router, log, timeout)
+    except BaseException:
+        router.kill()
+        raise
+    return router, url
+
+
 @dataclass
 class Stack:
     backend_url: str
@@ -116,31 +151,13 @@ def running_stack() -> Iterator[Stack]:
             LOGS / "backend.log",
         )
         procs.append(backend)
-        router_port = free_port()
         router_log = LOGS / "router.log"
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOST": "127.0.0.1",
-            "PORT": str(router_port),
-            "API_KEY": API_KEY,
-            "VLLM_URL": f"http://127.0.0.1:{backend_port}",
-            "VLLM_MODEL": MODEL,
-            "LOG_LEVEL": "debug",
-            "PYTHONUNBUFFERED": "1",
-        }
-        if os.environ.get("PYTHONPATH"):  # e.g. to run the same checks against another router checkout
-            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-        # cwd: an empty folder, so a developer's .env cannot change the router under test.
-        router = subprocess.Popen(
-            [sys.executable, "-m", "router"],
-            env=env,
-            cwd=LOGS,
-            stdout=router_log.open("ab"),
-            stderr=subprocess.STDOUT,
+        router, router_url = start_router(
+            {"API_KEY": API_KEY, "VLLM_URL": f"http://127.0.0.1:{backend_port}", "VLLM_MODEL": MODEL},
+            LOGS,
+            router_log,
         )
         procs.append(router)
-        router_url = f"http://127.0.0.1:{router_port}"
-        wait_http(router_url + "/health", router, router_log)
         proxy, proxy_port = start_listening(
             [
                 sys.executable,

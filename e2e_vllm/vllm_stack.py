@@ -30,7 +30,7 @@ E2E = ROOT / "e2e"
 sys.path.insert(0, str(E2E))
 
 # The process helpers the Claude Code e2e stack uses too (e2e/ is not a package).
-from stack import free_port, start_listening, wait_http  # noqa: E402
+from stack import free_port, start_listening, start_router  # noqa: E402
 
 OUT = Path(os.environ.get("E2E_VLLM_OUT", ROOT / ".e2e" / "vllm")).resolve()
 VENV = os.environ.get("VLLM_VENV", "/tmp/vllmcpu")
@@ -187,30 +187,15 @@ def running_stack(name: str, model_dir: str, reasoning: str = "") -> Iterator[St
         tap_args += ["--log", str(log_dir / "backend-exchanges.jsonl")]
         tap, tap_port = start_listening(tap_args, log_dir / "tap.log")
         procs.append(tap)
-        router_port = free_port()
         router_log = log_dir / "router.log"
         router_env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOST": "127.0.0.1",
-            "PORT": str(router_port),
             "API_KEY": API_KEY,
             "VLLM_URL": f"http://127.0.0.1:{tap_port}",
             "VLLM_MODEL": "default",  # discover "tiny" and its max_model_len from /v1/models
-            "LOG_LEVEL": "debug",
             "HEALTH_INTERVAL": "120",  # keep the tap's recording to the scenarios
-            "PYTHONUNBUFFERED": "1",
         }
-        # cwd: the log folder, so a developer's .env cannot change the router under test.
-        router = subprocess.Popen(
-            [sys.executable, "-m", "router"],
-            env=router_env,
-            cwd=log_dir,
-            stdout=router_log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+        router, router_url = start_router(router_env, log_dir, router_log, timeout=ROUTER_START_TIMEOUT)
         procs.append(router)
-        router_url = f"http://127.0.0.1:{router_port}"
-        wait_http(router_url + "/health", router, router_log, timeout=ROUTER_START_TIMEOUT)
         stack = Stack(
             name, vllm_url, f"http://127.0.0.1:{tap_port}", router_url, OUT, log_dir, vllm_pid, startup, procs
         )
