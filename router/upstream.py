@@ -56,9 +56,6 @@ class Upstream:
             self._headers[key] = headers
         return headers
 
-    def timeout(self, stream: bool) -> aiohttp.ClientTimeout:
-        return self._timeout
-
     @contextlib.asynccontextmanager
     async def post(
         self,
@@ -88,31 +85,22 @@ class Upstream:
                         replica.url + path,
                         data=body,
                         headers=self.headers(backend, accept),
-                        timeout=self.timeout(stream),
+                        timeout=self._timeout,
                     )
-                except aiohttp.ServerDisconnectedError:
-                    # Most often a pooled keep-alive connection the backend had just closed (uvicorn
-                    # drops idle ones after 5 s): not a sign the replica is down. Send once more.
-                    if stale_retry:
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectorError) as exc:
+                    disconnected = isinstance(exc, aiohttp.ServerDisconnectedError)
+                    if disconnected and stale_retry:
+                        # Most often a pooled keep-alive connection the backend had just closed (uvicorn
+                        # drops idle ones after 5 s): not a sign the replica is down. Send once more.
                         stale_retry = False
                         tried.pop()
                         continue
-                    replica.mark_down("server disconnected")
+                    replica.mark_down("server disconnected" if disconnected else type(exc).__name__)
                     if len(tried) < 2 and len(backend.replicas) > 1 and backend.healthy:
                         continue
+                    what = "closed the connection" if disconnected else "is unreachable"
                     raise RouterError(
-                        502,
-                        "api_error",
-                        f"backend {backend.name} at {public_url(replica.url)} closed the connection",
-                    ) from None
-                except aiohttp.ClientConnectorError as exc:
-                    replica.mark_down(type(exc).__name__)
-                    if len(tried) < 2 and len(backend.replicas) > 1 and backend.healthy:
-                        continue
-                    raise RouterError(
-                        502,
-                        "api_error",
-                        f"backend {backend.name} at {public_url(replica.url)} is unreachable",
+                        502, "api_error", f"backend {backend.name} at {public_url(replica.url)} {what}"
                     ) from None
                 except TimeoutError:
                     raise RouterError(
